@@ -1,0 +1,1 @@
+"""reflex_agent."""

@@ -1,0 +1,88 @@
+"""The agent's local memory of what the operator told it.
+
+App Context is the source of truth for a device's ignore list and interval,
+but an agent must start correctly while the network is down. So every change
+is also written here, atomically, and read back as the fallback at start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalState:
+    """What survives a restart of the agent even without the network."""
+
+    ignored: list[str] | None = None
+    interval: int | None = None
+    # Upload version of each script received from the network, by file name,
+    # so a restart still refuses to roll back to an older upload.
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write so that readers (and the script watcher) only ever see a whole file.
+
+    The temp file lives in the same directory so ``os.replace`` is a rename on
+    one file system, never a copy.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reflex-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class StateStore:
+    """A JSON file per device id in the user state dir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> LocalState:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return LocalState()
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable state file %s: %s", self.path, exc)
+            return LocalState()
+        state = LocalState()
+        if not isinstance(raw, dict):
+            return state
+        ignored = raw.get("ignored")
+        if isinstance(ignored, list) and all(isinstance(x, str) for x in ignored):
+            state.ignored = list(ignored)
+        interval = raw.get("interval")
+        if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
+            state.interval = interval
+        versions = raw.get("versions")
+        if isinstance(versions, dict):
+            state.versions = {
+                str(k): v
+                for k, v in versions.items()
+                if isinstance(v, int) and not isinstance(v, bool)
+            }
+        return state
+
+    def save(self, state: LocalState) -> None:
+        body = {"ignored": state.ignored, "interval": state.interval, "versions": state.versions}
+        atomic_write(self.path, json.dumps(body, indent=1).encode(), mode=0o600)

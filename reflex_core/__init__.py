@@ -1,0 +1,2 @@
+"""reflex_core."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""reflex-hub: local PubNub-compatible development, demo and test backend (in progress)."""
