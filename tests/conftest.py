@@ -1,0 +1,135 @@
+"""Shared fixtures: in-process reflex-hub instances and SDK clients pointed at them.
+
+* ``hub``: a fresh in-memory hub on 127.0.0.1 with a free port, stopped after the test.
+* ``hub_factory``: ``await hub_factory(data_dir=..., memory=..., port=..., pub_key=...,
+  sub_key=...)`` starts hubs (default: on the test's own data dir, so a second
+  call after ``await first.stop()`` is a restart); all are stopped at teardown.
+* ``make_pubnub``: ``make_pubnub(hub, "user-id")`` builds a ``PubNubAsyncio``
+  pointed at a hub (``origin=hub.origin``, ``ssl=False``); extra keyword
+  arguments set ``PNConfiguration`` attributes. Clients are stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from pubnub.pnconfiguration import PNConfiguration
+from pubnub.pubnub_asyncio import PubNubAsyncio
+
+from reflex_hub import HubHandle, start_hub
+
+#: Keys test clients use unless told otherwise (any keys work on an open hub).
+TEST_PUB_KEY = "pub-c-reflex-test"
+TEST_SUB_KEY = "sub-c-reflex-test"
+
+
+class HubFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        data_dir: Path | None = None,
+        memory: bool = False,
+        port: int = 0,
+        pub_key: str | None = None,
+        sub_key: str | None = None,
+    ) -> Awaitable[HubHandle]: ...
+
+
+PubNubFactory = Callable[..., PubNubAsyncio]
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[HubHandle]:
+    handle = await start_hub("127.0.0.1", 0, memory=True)
+    try:
+        yield handle
+    finally:
+        await handle.stop()
+
+
+@pytest.fixture
+async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
+    started: list[HubHandle] = []
+
+    async def start(
+        *,
+        data_dir: Path | None = None,
+        memory: bool = False,
+        port: int = 0,
+        pub_key: str | None = None,
+        sub_key: str | None = None,
+    ) -> HubHandle:
+        if not memory and data_dir is None:
+            data_dir = tmp_path / "hub-data"
+        handle = await start_hub(
+            "127.0.0.1",
+            port,
+            data_dir=None if memory else data_dir,
+            memory=memory,
+            pub_key=pub_key,
+            sub_key=sub_key,
+        )
+        started.append(handle)
+        return handle
+
+    try:
+        yield start
+    finally:
+        for handle in reversed(started):
+            await handle.stop()
+
+
+def pubnub_config(hub: HubHandle, user_id: str, **settings: Any) -> PNConfiguration:
+    """A configuration for the SDK against `hub`; `settings` override attributes.
+
+    ``presence_timeout=N`` goes through ``set_presence_timeout`` (it is a
+    method, not an attribute), which also sets the heartbeat interval.
+    """
+    config = PNConfiguration()
+    presence_timeout = settings.pop("presence_timeout", None)
+    if presence_timeout is not None:
+        config.set_presence_timeout(presence_timeout)
+    config.publish_key = TEST_PUB_KEY
+    config.subscribe_key = TEST_SUB_KEY
+    config.user_id = user_id
+    config.origin = hub.origin
+    config.ssl = False
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return config
+
+
+@pytest.fixture
+async def make_pubnub() -> AsyncIterator[PubNubFactory]:
+    clients: list[PubNubAsyncio] = []
+
+    def make(hub: HubHandle, user_id: str, **settings: Any) -> PubNubAsyncio:
+        with warnings.catch_warnings():
+            # Locking the config would silence this, but a locked config breaks
+            # the SDK's lazy crypto setup (history() then fails), so the SDK's
+            # default mutable config stays and only its notice is muted.
+            warnings.filterwarnings("ignore", "Mutable config", DeprecationWarning)
+            client = PubNubAsyncio(pubnub_config(hub, user_id, **settings))
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            # Cancel the held subscribe request before stopping: stop() alone
+            # only disables the event engine and leaves the long-poll open.
+            with contextlib.suppress(Exception):
+                client.unsubscribe_all()
+            with contextlib.suppress(Exception):
+                await client.stop()
+            # The event-engine manager creates a spare event loop it never uses or closes.
+            spare = getattr(client._subscription_manager, "loop", None)
+            if isinstance(spare, asyncio.AbstractEventLoop) and not spare.is_running():
+                spare.close()
