@@ -289,9 +289,12 @@ class Bus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
         leave = [c for c in self._channels if not _is_wildcard(c)]
+        # Stop the subscribe loop (and its heartbeats) before leaving: a long-poll
+        # still open after the leave counts as presence again on PubNub and on the
+        # hub, and the uuid would linger in here_now until the presence timeout.
+        await manager.shutdown()
         if leave:
             await self._send_leave(leave, within=_LEAVE_TIMEOUT)
-        await manager.shutdown()
         closing_tasks = set(asyncio.all_tasks())
         await pn.stop()
         # `PubNubAsyncHTTPTransport.close()` schedules `aclose()` as a fire-and-forget task.
@@ -796,19 +799,31 @@ class Bus:
         envelope: bool = False,
         uuid: str | None = None,
     ) -> Any:
-        """Await an SDK request and turn every failure shape into a `BusError`."""
+        """Await an SDK request and turn every failure shape into a `BusError`.
+
+        The SDK catches `CancelledError` inside its request code and returns an
+        error result instead, so a caller being cancelled would see a `BusError`
+        and might retry forever. Whenever our task is being cancelled, re-raise
+        the cancellation instead (remove once the SDK lets CancelledError through).
+        """
         try:
             response = await request
+        except asyncio.CancelledError:
+            raise
         except PubNubAsyncioException as exc:
+            _reraise_if_cancelling()
             raise _bus_error(operation, channel, uuid, exc.status, exc) from None
         except PubNubException as exc:
+            _reraise_if_cancelling()
             raise _bus_error(operation, channel, uuid, exc.status, exc) from None
         except BusError:
             raise
         except Exception as exc:
+            _reraise_if_cancelling()
             raise BusError(
                 operation, f"unexpected SDK failure: {exc!r}", channel=channel, uuid=uuid
             ) from exc
+        _reraise_if_cancelling()
         if response is None:
             raise BusError(operation, "request was cancelled", channel=channel, uuid=uuid)
         if response.is_error():
@@ -957,6 +972,12 @@ class Bus:
 
 
 # ====================================================================== SDK glue
+
+
+def _reraise_if_cancelling() -> None:
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class _Hooks:

@@ -757,3 +757,31 @@ async def test_time_and_here_now_of_empty_channel(make_bus: MakeBus) -> None:
     bus = await make_bus("t")
     assert len(str(await bus.time())) == 17
     assert await bus.here_now(unique("nobody-")) == []
+
+
+async def test_cancelling_a_caller_mid_request_raises_cancelled(
+    make_bus: MakeBus, hub: Any
+) -> None:
+    """The SDK swallows CancelledError into an error result; the facade must not.
+
+    Otherwise a retry loop around publish (the agent's outbox) never stops and
+    shutdown hangs.
+    """
+    bus = await make_bus("canceller")
+    started = asyncio.Event()
+
+    async def retry_forever() -> None:
+        while True:
+            started.set()
+            try:
+                await bus.publish("device.x", {"n": 1})
+            except BusError:
+                continue
+
+    # Hold the hub's answers back so the cancel lands while a request is in flight.
+    await hub.stop()
+    task = asyncio.create_task(retry_forever())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
