@@ -34,6 +34,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+# isort: off
+# Must precede the first pubnub import (see the module's docstring).
+import reflex_core.lean_imports  # noqa: F401
+
+# isort: on
 from pubnub.callbacks import SubscribeCallback
 from pubnub.crypto import AesCbcCryptoModule
 from pubnub.endpoints.presence.leave import Leave
@@ -270,6 +275,9 @@ class Bus:
             _build_config(self._settings),
             custom_event_loop=asyncio.get_running_loop(),
             subscription_manager=sdk_fixes.ReflexSubscriptionManager,
+            custom_request_handler=(
+                None if self._settings.ssl else sdk_fixes.PlainHttpRequestHandler
+            ),
         )
         manager = self._pn._subscription_manager
         assert isinstance(manager, sdk_fixes.ReflexSubscriptionManager)

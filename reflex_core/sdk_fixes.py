@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import httpx
 from pubnub.endpoints.endpoint import Endpoint
 from pubnub.endpoints.file_operations.download_file_asyncio import DownloadFileAsyncio
 from pubnub.endpoints.file_operations.fetch_upload_details import FetchFileUploadS3Data
@@ -39,6 +40,7 @@ from pubnub.models.subscription import (
     PubNubSubscriptionSet,
 )
 from pubnub.pubnub_asyncio import EventEngineSubscriptionManager
+from pubnub.request_handlers.async_httpx import AsyncHttpxRequestHandler, PubNubAsyncHTTPTransport
 
 __all__ = [
     "EngineHooks",
@@ -433,3 +435,24 @@ class GuardedDownloadFile(DownloadFileAsyncio):
             .future()
         )
         return _raise_if_error(await Endpoint.future(self))
+
+
+class PlainHttpRequestHandler(AsyncHttpxRequestHandler):
+    """The SDK's httpx handler, minus TLS and HTTP/2 when the origin is plain HTTP.
+
+    The SDK always builds its transport with ``verify=True, http2=True``: it loads the
+    CA bundle into an SSL context and sets up HTTP/2 even for ``ssl = False`` (a local
+    hub on loopback, which speaks HTTP/1.1). That is about 1 MiB of an agent's resident
+    memory for nothing. Used only when ``ssl`` is off; with TLS the SDK's own handler
+    runs unchanged. Passed through the supported ``custom_request_handler`` argument.
+    """
+
+    def __init__(self, pubnub: Any) -> None:
+        super().__init__(pubnub)
+        self._connector = PubNubAsyncHTTPTransport(verify=False, http2=False)
+
+    async def create_session(self) -> None:
+        self._session = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.pubnub.config.connect_timeout),
+            transport=self._connector,
+        )
