@@ -1,7 +1,8 @@
-"""`reflex-agent`: join the fleet, leave it, or show what the network knows of this host.
+"""`reflex-agent`: join the fleet, leave it, show what the network knows of this host, or trust
+an operator key.
 
-Exit codes: 0 success; 1 a runtime failure (nothing published, network unreachable);
-2 a usage or config error (one line on stderr, never a traceback).
+Exit codes: 0 success; 1 a runtime failure (nothing published, network unreachable, a file
+that cannot be written); 2 a usage or config error (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations
@@ -9,13 +10,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from reflex_core import __version__
-from reflex_core.config import Config, load_config_or_exit
+from reflex_core.config import (
+    ENV_CONFIG,
+    ENV_PREFIX,
+    Config,
+    ConfigError,
+    find_config_file,
+    load_config,
+    load_config_or_exit,
+)
+from reflex_core.paths import user_config_file
 from reflex_core.protocol import ProtocolError
+from reflex_core.signing import canonical_key
 
 PROG = "reflex-agent"
 
@@ -30,6 +46,8 @@ commands:
   exit     remove this host from the dashboard (membership) and leave presence;
            stop a running agent first, or it shows up online again
   status   print membership, ignore list, interval, online state and the local scripts
+  trust    add an operator key (ed25519:<base64>, from `reflex-tui --show-key`) to
+           trusted_keys in the config file, so scripts it signs may run here
 
 Configuration: --config FILE, $REFLEX_CONFIG, ./config.ini or the user config dir;
 REFLEX_<KEY> environment variables override the file, flags override both."""
@@ -53,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{join,exit,status}")
+    commands = parser.add_subparsers(dest="command", metavar="{join,exit,status,trust}")
     commands.required = True
     join = commands.add_parser(
         "join", parents=[common], help="register and run the checks until stopped"
@@ -65,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("exit", parents=[common], help="remove this device from the dashboard")
     commands.add_parser("status", parents=[common], help="show what the network knows of it")
+    trust = commands.add_parser(
+        "trust",
+        help="add an operator key to trusted_keys in the config file",
+        description="Add KEY to trusted_keys in the agent's config file (--config FILE, "
+        "$REFLEX_CONFIG, ./config.ini or the user config dir; created there if there is none). "
+        "Other lines and comments are kept; the file is replaced atomically.",
+    )
+    trust.add_argument("key", metavar="KEY", help="the operator public key: ed25519:<base64>")
+    trust.add_argument("--config", metavar="FILE", help="config file to change")
     return parser
 
 
@@ -177,8 +204,205 @@ async def _status(config: Config) -> int:
     return 1 if status.network_error else 0
 
 
+# --------------------------------------------------------------------------- trust
+
+_SECTION_RE = re.compile(r"^\s*\[(?P<name>[^\]]*)\]\s*$")
+_KEY_LINE_RE = re.compile(
+    r"^(?P<head>\s*trusted_keys\s*=[ \t]*)(?P<value>.*?)(?P<tail>[ \t]+[#;].*)?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustEdit:
+    """The config text after adding a key, and whether that changed anything."""
+
+    text: str
+    changed: bool
+
+
+def add_trusted_key(text: str, key: str) -> TrustEdit:
+    """Add canonical `key` to the `trusted_keys` line that the config reader would use.
+
+    Only that line changes (its items are kept as spelled, its trailing comment too); if the
+    file has no such line in its header-less part or `[reflex]` section, one is inserted at
+    the end of that part. Every other line, comment and line ending is left as it was.
+    """
+    lines = text.splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    ours = True  # header-less lines are ours (the seed's format), and so is [reflex]
+    key_line: int | None = None  # the last one: the reader lets the last one win
+    insert_at = 0  # after the last line of ours with content (or a bare [reflex] header)
+    for index, line in enumerate(lines):
+        bare = line.rstrip("\r\n")
+        header = _SECTION_RE.match(bare)
+        if header is not None:
+            ours = header["name"].strip().lower() == "reflex"
+            if ours:
+                insert_at = index + 1
+            continue
+        if not ours:
+            continue
+        if _KEY_LINE_RE.match(bare):
+            key_line = index
+        if bare.strip():
+            insert_at = index + 1
+
+    if key_line is None:
+        if insert_at > 0 and not lines[insert_at - 1].endswith(("\n", "\r")):
+            lines[insert_at - 1] += newline
+        lines.insert(insert_at, f"trusted_keys = {key}{newline}")
+        return TrustEdit("".join(lines), changed=True)
+
+    body = lines[key_line]
+    bare = body.rstrip("\r\n")
+    match = _KEY_LINE_RE.match(bare)
+    assert match is not None
+    value = match["value"].strip()
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
+    items = [item.strip() for item in (value[1:-1] if quoted else value).split(",")]
+    items = [item for item in items if item]
+    if key in {_canonical_or_none(item) for item in items}:
+        return TrustEdit(text, changed=False)
+    joined = ", ".join([*items, key])
+    if quoted:
+        joined = f"{value[0]}{joined}{value[0]}"
+    ending = body[len(bare) :] or newline
+    lines[key_line] = f"{match['head']}{joined}{match['tail'] or ''}{ending}"
+    return TrustEdit("".join(lines), changed=True)
+
+
+def _canonical_or_none(text: str) -> str | None:
+    try:
+        return canonical_key(text)
+    except ValueError:
+        return None
+
+
+def _trust_target(
+    explicit: str | None, env: Mapping[str, str], cwd: Path, user_dir: Path | None
+) -> Path:
+    """The file `join` would read (an explicit one may not exist yet), else the user one."""
+    named = explicit or env.get(ENV_CONFIG)
+    if named:
+        path = Path(named).expanduser()
+        return path if path.is_absolute() else cwd / path
+    found = find_config_file(None, env={}, cwd=cwd, user_dir=user_dir)
+    if found is not None:
+        return found
+    return (user_dir / "config.ini") if user_dir is not None else user_config_file()
+
+
+def _write_config_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Temp file in the same directory, fsync, rename: a reader never sees half a config."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def trust(
+    key_text: str,
+    config: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user_dir: Path | None = None,
+) -> int:
+    """`reflex-agent trust KEY`: add KEY to `trusted_keys`; prints what it did."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    try:
+        key = canonical_key(key_text)
+    except ValueError as exc:
+        print(f"{PROG}: not an operator key: {exc}", file=sys.stderr)
+        return 2
+    path = _trust_target(config, env, cwd, user_dir)
+    if path.is_symlink():
+        path = path.resolve()  # change the file the link points to, keep the link
+    if path.is_dir():
+        print(f"{PROG}: {path} is a directory", file=sys.stderr)
+        return 2
+    try:
+        raw = path.read_bytes() if path.exists() else None
+    except OSError as exc:
+        print(f"{PROG}: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    bom = raw is not None and raw.startswith(b"\xef\xbb\xbf")
+    try:
+        text = "" if raw is None else raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        print(f"{PROG}: {path}: not UTF-8 text; not changed", file=sys.stderr)
+        return 2
+    edit = add_trusted_key(text, key)
+    if not edit.changed:
+        print(f"{key} is already in trusted_keys in {path}")
+        return 0
+    data = (b"\xef\xbb\xbf" if bom else b"") + edit.text.encode("utf-8")
+    mode = (path.stat().st_mode & 0o7777) if raw is not None else 0o600
+    problem = _config_problem(path, data, was_valid=raw is None or _loads(path))
+    if problem is not None:
+        print(f"{PROG}: not changed: the edited file would not load: {problem}", file=sys.stderr)
+        return 1
+    try:
+        _write_config_atomically(path, data, mode)
+    except OSError as exc:
+        print(f"{PROG}: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if raw is None:
+        print(f"created {path} with trusted_keys = {key}")
+    else:
+        print(f"added {key} to trusted_keys in {path}")
+    if f"{ENV_PREFIX}TRUSTED_KEYS" in env:
+        print(
+            f"note: {ENV_PREFIX}TRUSTED_KEYS is set in this environment and overrides the file",
+            file=sys.stderr,
+        )
+    print("restart reflex-agent for the change to take effect")
+    return 0
+
+
+def _loads(path: Path) -> bool:
+    try:
+        load_config(path, env={}, cwd=path.parent)
+    except ConfigError:
+        return False
+    return True
+
+
+def _config_problem(path: Path, data: bytes, *, was_valid: bool) -> str | None:
+    """Does the edited file still load (and trust the key)? Only an error our edit caused
+    counts: a file that did not load before is the administrator's to fix, not ours."""
+    if not was_valid:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        load_config(tmp, env={}, cwd=path.parent)
+    except ConfigError as exc:
+        return str(exc)
+    finally:
+        os.unlink(tmp)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "trust":
+        return trust(args.key, args.config)
     config = _load(args)
     _setup_logging(config.log_level)
     if args.command == "join":

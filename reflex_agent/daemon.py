@@ -17,8 +17,9 @@ One event loop runs everything (watchdog's observer thread only hands paths to t
   publishes its result alone; `state` follows when the set of scripts changed.
 * **Commands** from `ignore_chan` are decided by the pure `commands.decide` and carried out
   one at a time, in arrival order (so two quick `set_ignore`s persist in the right order).
-* **Files** from `config_chan` go through `sync.FileSync` (one function to disk); the
-  watcher then sees the new file like any other change.
+* **Files** from `config_chan` go through `sync.FileSync` (one function to disk, which
+  verifies the operator's signature first); the watcher then sees the new file like any
+  other change.
 * **Publishing.** Everything goes to `device.<id>` only, through one ordered, bounded outbox
   (`outbox.Outbox`, 500 messages): results keep their original timestamps through an outage
   and arrive in order. `state` takes the same queue rather than a side path: it is rare,
@@ -45,7 +46,7 @@ from reflex_agent.registry import Catalog, Check, build_catalog, received_dir
 from reflex_agent.runner import parse_outcome, run_script
 from reflex_agent.scheduler import Schedule, sleep_until
 from reflex_agent.state_store import LocalState, StateStore
-from reflex_agent.sync import FileSync, RemoteFile
+from reflex_agent.sync import FileSync, ReceivedBook, RemoteFile
 from reflex_agent.watcher import ScriptWatcher
 from reflex_core.bus import Bus, BusSettings
 from reflex_core.config import Config
@@ -71,6 +72,7 @@ from reflex_core.protocol import (
     message_budget,
     normalize_ignore_list,
 )
+from reflex_core.signing import TrustPolicy
 
 __all__ = [
     "CONCURRENCY",
@@ -207,7 +209,13 @@ class Agent:
         self.bus = bus or Bus(BusSettings.from_config(config, user_id=self.id))
         self.settings = AgentSettings(tuple(config.ignore_list), config.interval)
         self.catalog = Catalog()
-        self.files = FileSync(self.bus, config.config_chan, self.received_dir)
+        self.files = FileSync(
+            self.bus,
+            config.config_chan,
+            self.received_dir,
+            policy=TrustPolicy.from_config(config),
+            book=ReceivedBook(self.store),
+        )
         self.outbox: Outbox[ResultsMessage | StateMessage] = Outbox(self._send, limit=OUTBOX_LIMIT)
         self._budget = message_budget(bool(config.cipher_key))
         self._env = script_env(os.environ)
@@ -259,6 +267,7 @@ class Agent:
         try:
             meta = await self._read_metadata()
             self._adopt_start_settings(meta)
+            self.files.sweep()  # received scripts run only if still vouched for
             self._refresh_catalog(publish=False)
             try:
                 await self._register(meta)
@@ -288,6 +297,9 @@ class Agent:
             self.config.hub_url or "PubNub",
             self.scripts_dir,
         )
+        policy = self.files.policy
+        worry = policy.allow_unsigned or not policy.trusted_keys
+        log.log(logging.WARNING if worry else logging.INFO, "%s", policy.describe())
         meta = await self._read_metadata()
         self._adopt_start_settings(meta)
         self._save_local()

@@ -3,8 +3,9 @@
 Two directories, always kept apart so the agent knows where each check came from:
 
 * ``<scripts dir>`` itself: scripts an administrator put there by hand (trusted as they are);
-* ``<scripts dir>/received/``: scripts downloaded from `config_chan` (issue 6 will require an
-  operator signature for these, and only these).
+* ``<scripts dir>/received/``: scripts downloaded from `config_chan`, which run only with a
+  verified operator signature (`reflex_agent.sync`; it also removes any file there it cannot
+  vouch for).
 
 When one test name exists in both, the received script runs: an operator's fleet-wide push is
 the newer intent than a file that was on the host before. The shadowed local file is reported

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,13 @@ class LocalState:
     # Upload version of each script received from the network, by file name,
     # so a restart still refuses to roll back to an older upload.
     versions: dict[str, int] = field(default_factory=dict)
+    # What each file in received/ was when the agent verified it: {"sha256", "key"} by file
+    # name (key "" when it ran unsigned under allow_unsigned_scripts). A received file that
+    # matches no record here, or whose key is no longer trusted, does not run.
+    received: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -81,8 +89,23 @@ class StateStore:
                 for k, v in versions.items()
                 if isinstance(v, int) and not isinstance(v, bool)
             }
+        received = raw.get("received")
+        if isinstance(received, dict):
+            state.received = {
+                str(name): {"sha256": entry["sha256"], "key": entry["key"]}
+                for name, entry in received.items()
+                if isinstance(entry, dict)
+                and isinstance(entry.get("sha256"), str)
+                and _SHA256_RE.fullmatch(entry["sha256"])
+                and isinstance(entry.get("key"), str)
+            }
         return state
 
     def save(self, state: LocalState) -> None:
-        body = {"ignored": state.ignored, "interval": state.interval, "versions": state.versions}
+        body = {
+            "ignored": state.ignored,
+            "interval": state.interval,
+            "versions": state.versions,
+            "received": state.received,
+        }
         atomic_write(self.path, json.dumps(body, indent=1).encode(), mode=0o600)

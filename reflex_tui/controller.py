@@ -13,6 +13,7 @@ pending until the agent's own `state` message confirms it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -23,12 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from reflex_core.bus import Bus
 from reflex_core.config import Config
 from reflex_core.errors import BusError
 from reflex_core.events import (
     ConnectionEvent,
     FileEvent,
+    FileInfo,
     MembershipEvent,
     Message,
     PresenceEvent,
@@ -46,6 +50,16 @@ from reflex_core.protocol import (
     device_channel,
     encode_custom,
     truncate_text,
+)
+from reflex_core.signing import (
+    SignatureProblem,
+    default_key_path,
+    is_signature_file,
+    load_or_create_key,
+    new_version,
+    resend_verified,
+    send_signed,
+    sign_upload,
 )
 from reflex_tui.ingest import TIMETOKEN_PER_SECOND, Ingest, Notice
 from reflex_tui.script_sync import (
@@ -113,12 +127,16 @@ class Controller:
         self._remote_hashes: dict[str, str] = {}
         self._uploaded: list[str] = []
         """File ids this dashboard sent, oldest first (tie-break for same-second uploads)."""
+        self._signing_key: Ed25519PrivateKey | None = None
+        self._last_version: int | None = None
         self._inbox: deque[tuple[Callable[[Any], None], object]] = deque()
         self._drain_scheduled = False
         self.dropped = 0
         """Events dropped because the inbox was full (the dashboard fell far behind)."""
         self.backfilled = False
         """True once the start-up backfill finished (the screen is complete)."""
+        self._reachable = asyncio.Event()
+        """Set when the subscription reports the origin reachable (wakes a backfill retry)."""
 
     # ------------------------------------------------------------------ start / stop
 
@@ -146,6 +164,7 @@ class Controller:
         (a dashboard started before its hub connects when the hub appears)."""
         delay = RETRY_FIRST
         while True:
+            self._reachable.clear()
             try:
                 await self.backfill()
                 return
@@ -153,7 +172,12 @@ class Controller:
                 logger.warning("backfill failed: %s", exc)
                 self.fleet.set_loading(f"retrying: {truncate_text(exc.message, 40)}")
                 self._changed()
-                await asyncio.sleep(delay)
+                # Issue 7 (reliability): wait out the back-off, but retry at once when the
+                # subscription reports the origin reachable again; otherwise a hub that
+                # appears after a few failures left the screen empty for up to RETRY_MAX s.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._reachable.wait()
                 delay = min(delay * 2, RETRY_MAX)
 
     def stop(self) -> None:
@@ -225,6 +249,8 @@ class Controller:
 
     def _connection(self, event: ConnectionEvent) -> None:
         self.ingest.connection(event)  # immediate: the header should never lag on this
+        if event.connected:
+            self._reachable.set()
         self._changed()
 
     def _undecryptable(self, event: UndecryptableMessage) -> None:
@@ -389,9 +415,26 @@ class Controller:
         if problem:
             raise UploadRefused(f"{path.name}: {problem}")
         copied = await asyncio.to_thread(self._copy_into_scripts, path, data)
-        sent = await self.bus.send_file(self.config.config_chan, path.name, data)
-        self._sent(sent.id, data)
+        sent = await self._send_signed(path.name, data)
         return UploadResult(path.name, sent, copied)
+
+    async def signing_key(self) -> Ed25519PrivateKey:
+        """The operator key (`signing_key` from the config, else created in the user config
+        dir on first upload): agents run network scripts only when this key signed them."""
+        if self._signing_key is None:
+            path = default_key_path(self.config)
+            self._signing_key = await asyncio.to_thread(load_or_create_key, path)
+        return self._signing_key
+
+    async def _send_signed(self, name: str, data: bytes) -> SentFile:
+        """Sign (a fresh, strictly increasing version: agents refuse rollbacks) and send
+        the sidecar and the script; every upload and re-send goes through here."""
+        key = await self.signing_key()
+        self._last_version = new_version(self._last_version)
+        upload = sign_upload(key, name, data, version=self._last_version)
+        sent = await send_signed(self.bus, self.config.config_chan, upload)
+        self._sent(sent.id, data)
+        return sent
 
     def _sent(self, file_id: str, data: bytes) -> None:
         self._remote_hashes[file_id] = sha256_bytes(data)
@@ -422,7 +465,7 @@ class Controller:
     async def compare_scripts(self) -> list[ScriptRow]:
         """Local scripts dir vs `config_chan` (downloading same-size files to compare)."""
         local = await asyncio.to_thread(scan_local, Path(self.config.scripts))
-        remote = await self.bus.list_files(self.config.config_chan)
+        remote = await self._list_scripts()
         newest = newest_remote(remote, self._uploaded)
         local_by_name = {script.name: script for script in local}
         for name, info in newest.items():
@@ -451,26 +494,43 @@ class Controller:
             if row.local is not None:
                 await self.upload(row.local.path)
             elif row.remote is not None:
-                await self._resend_remote(row.remote.id, row.remote.name)
+                if not await self._resend_remote(row.remote.id, row.remote.name):
+                    continue
             else:
                 continue
             sent.append(row.name)
         return sent
 
-    async def _resend_remote(self, file_id: str, name: str) -> None:
+    async def _resend_remote(self, file_id: str, name: str) -> bool:
+        """Re-send bytes taken from the channel with the signature they already carry.
+
+        Never sign them anew: that would sign whatever an attacker uploaded, and turn a
+        replayed old upload into a newer, accepted version. Files this operator key did
+        not sign are skipped (and logged); their owner must re-upload them.
+        """
         data = await self.bus.download_file(self.config.config_chan, file_id, name)
-        sent = await self.bus.send_file(self.config.config_chan, name, data)
+        key = await self.signing_key()
+        try:
+            sent = await resend_verified(self.bus, self.config.config_chan, key, name, data)
+        except SignatureProblem as problem:
+            logger.warning("not re-sending %s: %s", name, problem)
+            return False
         self._sent(sent.id, data)
+        return True
+
+    async def _list_scripts(self) -> list[FileInfo]:
+        """Files on `config_chan` without the `<name>.sig` sidecars (they travel with
+        their script and are never shown, compared or re-sent on their own)."""
+        files = await self.bus.list_files(self.config.config_chan)
+        return [info for info in files if not is_signature_file(info.name)]
 
     async def resend_old(self) -> list[str]:
         """Re-send files older than `resend_after` days (their current remote bytes)."""
-        files = await self.bus.list_files(self.config.config_chan)
+        files = await self._list_scripts()
         due = due_for_resend(
             files, self.fleet.clock(), self.config.resend_after_seconds, self._uploaded
         )
-        for info in due:
-            await self._resend_remote(info.id, info.name)
-        return [info.name for info in due]
+        return [info.name for info in due if await self._resend_remote(info.id, info.name)]
 
 
 def with_suppressed_unlink(path: str) -> None:

@@ -449,6 +449,8 @@ class Fleet:
     membership_channel: str = "availability_monitor"
     hub_url: str | None = None
     local_hub: bool = False
+    hub_embedded: bool = False
+    """The dashboard started this hub itself (nothing answered at the local address)."""
     devices: dict[str, Device] = field(default_factory=dict)
     online: set[str] = field(default_factory=set)
     connection: Connection = field(default_factory=Connection)

@@ -133,3 +133,31 @@ async def make_pubnub() -> AsyncIterator[PubNubFactory]:
             spare = getattr(client._subscription_manager, "loop", None)
             if isinstance(spare, asyncio.AbstractEventLoop) and not spare.is_running():
                 spare.close()
+
+
+# --- Property-based tests (issue 6) ----------------------------------------------------------
+# Property tests carry the `property` marker and run a modest number of examples by default
+# (see `tests/agent/test_agent_property.py`, which sizes itself from the active profile).
+# The full count, for CI: `HYPOTHESIS_PROFILE=ci-full pytest -m property` (or pass
+# `--hypothesis-profile=ci-full`): 10,000 examples per property test.
+import os as _os  # noqa: E402
+
+from hypothesis import HealthCheck as _HealthCheck  # noqa: E402
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+FULL_PROPERTY_EXAMPLES = 10_000
+_hypothesis_settings.register_profile(
+    "ci-full",
+    max_examples=FULL_PROPERTY_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[_HealthCheck.too_slow, _HealthCheck.data_too_large],
+)
+if _os.environ.get("HYPOTHESIS_PROFILE"):
+    _hypothesis_settings.load_profile(_os.environ["HYPOTHESIS_PROFILE"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "property: hypothesis property test; HYPOTHESIS_PROFILE=ci-full runs 10,000 examples",
+    )

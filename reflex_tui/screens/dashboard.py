@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
@@ -100,7 +101,7 @@ class DashboardScreen(ForwardWorkerFailures, Screen[None]):
 
     def fleet_changed(self, dirty: set[str], structure: bool) -> None:
         """Called by the app's throttled repaint with what changed since the last one."""
-        if not self.is_mounted or not self.is_attached:
+        if not self._paintable():
             return
         if structure:
             self.run_worker(self.sync_cards(), group="sync")
@@ -114,10 +115,22 @@ class DashboardScreen(ForwardWorkerFailures, Screen[None]):
     def tick(self) -> None:
         """Once a second: ages move on even without events (staleness changes arrive as
         dirty devices through `fleet_changed`)."""
-        if not self.is_mounted or not self.is_attached:
+        if not self._paintable():
             return
         self.grid.refresh_visible()
         self.query_one(StatusBar).refresh()
+
+    def _paintable(self) -> bool:
+        """Mounted, attached and still holding its widgets: while the app exits, a timer
+        can fire after the children are gone (seen in the e2e runs as a NoMatches crash)."""
+        if not self.is_mounted or not self.is_attached:
+            return False
+        try:
+            self.query_one(CardGrid)
+            self.query_one(StatusBar)
+        except NoMatches:
+            return False
+        return True
 
     def on_screen_resume(self) -> None:
         self.run_worker(self.sync_cards(), group="sync")

@@ -145,6 +145,9 @@ class CardGrid(VerticalScroll, can_focus=False):
     def _layout_now(self) -> None:
         self._layout_timer = None
         self._last_layout = time.monotonic()
+        # The grid caches its arrangement by (size, children added/removed): a card that
+        # only changed height would keep its old slot without this.
+        self._clear_arrangement_cache()
         self.refresh(layout=True)
 
     def refresh_all(self) -> None:

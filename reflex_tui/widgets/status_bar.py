@@ -35,7 +35,8 @@ class StatusBar(Widget):
         else:
             parts = [("○ disconnected", "bold $error")]
         if verbose and fleet.local_hub and fleet.hub_url:
-            parts.append(f" · local hub at {fleet.hub_url}")
+            embedded = " (embedded)" if fleet.hub_embedded else ""
+            parts.append(f" · local hub at {fleet.hub_url}{embedded}")
         elif verbose and fleet.hub_url:
             parts.append(f" · {fleet.hub_url}")
         if fleet.loading:

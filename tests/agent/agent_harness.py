@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from reflex_agent.daemon import Agent
 from reflex_core.bus import Bus, BusSettings
 from reflex_core.config import Config
-from reflex_core.events import Message, PresenceEvent
+from reflex_core.events import Message, PresenceEvent, SentFile
 from reflex_core.protocol import (
     ProtocolError,
     ResultsMessage,
@@ -29,6 +31,7 @@ from reflex_core.protocol import (
     device_channel,
     parse_device_message,
 )
+from reflex_core.signing import public_key_text, send_signed, sign_upload
 from reflex_hub import HubHandle, start_hub
 
 WAIT = 15.0
@@ -37,6 +40,24 @@ BUNDLED = REPO / "scripts"
 AGENT_BIN = Path(sys.executable).with_name("reflex-agent")
 
 FAST_BUS = {"reconnect_interval": 0.2, "request_timeout": 3, "connect_timeout": 2}
+
+#: The operator key test dashboards sign uploads with; agents trust it via
+#: ``make_config(..., trusted_keys=(OPERATOR,))``.
+OPERATOR_KEY = Ed25519PrivateKey.generate()
+OPERATOR = public_key_text(OPERATOR_KEY.public_key())
+
+
+async def upload(
+    bus: Bus,
+    channel: str,
+    name: str,
+    data: bytes,
+    *,
+    key: Ed25519PrivateKey = OPERATOR_KEY,
+    version: int | None = None,
+) -> SentFile:
+    """Send a script the way the dashboard does: signed, sidecar first (`send_signed`)."""
+    return await send_signed(bus, channel, sign_upload(key, name, data, version=version))
 
 
 def make_config(tmp_path: Path, origin: str, **values: Any) -> Config:

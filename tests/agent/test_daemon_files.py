@@ -1,4 +1,8 @@
-"""Scripts from `config_chan` reaching a running agent: they land, run, and hostile ones don't."""
+"""Scripts from `config_chan` reaching a running agent: they land, run, and hostile ones don't.
+
+Uploads are signed with the operator key the agent trusts, as the dashboard sends them
+(signature refusals: test_signed_scripts.py).
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,29 @@ from reflex_agent.daemon import Agent
 from reflex_core.protocol import Status
 from reflex_hub import HubHandle
 
-from .agent_harness import agent_bus, has_test, make_config, observing, result_of, running
+from .agent_harness import (
+    OPERATOR,
+    agent_bus,
+    has_test,
+    make_config,
+    observing,
+    result_of,
+    running,
+    upload,
+)
 from .test_sync import HOSTILE, inject, tree
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def test_sent_files_land_and_run(tmp_path: Path, hub: HubHandle) -> None:
-    config = make_config(tmp_path, hub.origin, interval=3600)
+    config = make_config(tmp_path, hub.origin, interval=3600, trusted_keys=(OPERATOR,))
     dashboard = agent_bus(config, user_id="dashboard")
     await dashboard.start()
     try:
-        # Uploaded while the agent was away: fetched by the start-up listing.
-        await dashboard.send_file(config.config_chan, "early.sh", b"echo 'EARLY OK | v=1'\n")
+        # Uploaded while the agent was away: fetched (and verified by its sidecar) by the
+        # start-up listing.
+        await upload(dashboard, config.config_chan, "early.sh", b"echo 'EARLY OK | v=1'\n")
         async with observing(hub.origin, config.device_id) as observer:
             async with running(Agent(config, bus=agent_bus(config))):
                 state = await observer.state()
@@ -31,8 +45,9 @@ async def test_sent_files_land_and_run(tmp_path: Path, hub: HubHandle) -> None:
                 first = await observer.results(has_test("early"))
                 assert result_of(first, "early").output == "EARLY OK"
 
-                # Sent live with the SDK's send_file: lands, runs at once, `state` lists it.
-                await dashboard.send_file(
+                # Sent live: lands, runs at once, `state` lists it.
+                await upload(
+                    dashboard,
                     config.config_chan,
                     "net.py",
                     b"print('NET WARN | x=3;1;5')\nraise SystemExit(1)\n",
@@ -44,7 +59,7 @@ async def test_sent_files_land_and_run(tmp_path: Path, hub: HubHandle) -> None:
                 assert ("net", "received/net.py") in {(e.test, e.file) for e in state.scripts}
 
                 # A new upload of the same name replaces it.
-                await dashboard.send_file(config.config_chan, "net.py", b"print('NET OK')\n")
+                await upload(dashboard, config.config_chan, "net.py", b"print('NET OK')\n")
                 again = await observer.results(
                     lambda m: has_test("net")(m) and result_of(m, "net").output == "NET OK"
                 )
@@ -57,7 +72,7 @@ async def test_sent_files_land_and_run(tmp_path: Path, hub: HubHandle) -> None:
 
 
 async def test_refused_files_are_reported_and_never_written(tmp_path: Path, hub: HubHandle) -> None:
-    config = make_config(tmp_path, hub.origin, interval=3600)
+    config = make_config(tmp_path, hub.origin, interval=3600, trusted_keys=(OPERATOR,))
     write_outside = tmp_path / "etc"
     write_outside.mkdir()
     # Names no client can upload (the hub refuses them, as PubNub does) are put in place
@@ -73,11 +88,13 @@ async def test_refused_files_are_reported_and_never_written(tmp_path: Path, hub:
             async with running(Agent(config, bus=agent_bus(config))):
                 state = await observer.state()
                 at_start = {r.file for r in state.rejected}
-                # And live: names a client can upload, refused when the event arrives.
-                await dashboard.send_file(config.config_chan, ".hidden.py", b"print(1)\n")
-                await dashboard.send_file(config.config_chan, "x.exe", b"MZ\n")
-                await dashboard.send_file(config.config_chan, "a\\b.py", b"print(1)\n")  # again
-                await dashboard.send_file(config.config_chan, "ok.sh", b"echo fine\n")
+                # And live: names a client can upload, refused when the event arrives even
+                # though they are signed by the trusted key.
+                chan = config.config_chan
+                await upload(dashboard, chan, ".hidden.py", b"print(1)\n")
+                await upload(dashboard, chan, "x.exe", b"MZ\n")
+                await upload(dashboard, chan, "a\\b.py", b"print(1)\n")  # again
+                await upload(dashboard, chan, "ok.sh", b"echo fine\n")
                 await observer.results(has_test("ok"))
                 state = await observer.state(lambda s: len(s.rejected) == 9 and bool(s.scripts))
     finally:

@@ -12,7 +12,16 @@ from reflex_agent.daemon import Agent
 from reflex_core.protocol import Status
 from reflex_hub import HubHandle
 
-from .agent_harness import agent_bus, has_test, make_config, observing, result_of, running
+from .agent_harness import (
+    OPERATOR,
+    agent_bus,
+    has_test,
+    make_config,
+    observing,
+    result_of,
+    running,
+    upload,
+)
 from .agent_harness import write_script as write
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,11 +80,13 @@ async def test_edit_new_and_delete(tmp_path: Path, hub: HubHandle) -> None:
 
 
 async def test_received_script_shadows_local_one(tmp_path: Path, hub: HubHandle) -> None:
-    config = make_config(tmp_path, hub.origin, interval=3600)
+    config = make_config(tmp_path, hub.origin, interval=3600, trusted_keys=(OPERATOR,))
     write(config.scripts, "cpu.sh", "echo local 1\n")
     received = config.scripts / "received"
-    received.mkdir()
-    write(received, "cpu.sh", "echo received 2\n")
+    # A signed upload waiting on config_chan (a file dropped into received/ by hand would be
+    # removed: the agent runs only received scripts whose signature it verified).
+    async with agent_bus(config, user_id="dashboard") as dashboard:
+        await upload(dashboard, config.config_chan, "cpu.sh", b"echo received 2\n")
     async with observing(hub.origin, config.device_id) as observer:
         async with running(Agent(config, bus=agent_bus(config))):
             state = await observer.state()

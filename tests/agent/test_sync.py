@@ -1,4 +1,8 @@
-"""Scripts from the network: the one path to disk, its refusals, and listing sync on a real hub."""
+"""Scripts from the network: the one path to disk, its refusals, and listing sync on a real hub.
+
+Uploads are signed by the operator key the agent trusts (signature refusals themselves are
+covered in test_signed_scripts.py); these tests are about names, sizes, paging and writes.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 from reflex_agent.sync import (
     FileSync,
     RemoteFile,
+    Signatures,
     accept_remote_file,
     newest_per_name,
     remote_name_problem,
@@ -22,8 +27,25 @@ from reflex_core.bus import Bus, BusSettings
 from reflex_core.config import LOCAL_SUB_KEY
 from reflex_core.errors import BusError
 from reflex_core.filenames import MAX_SCRIPT_BYTES
+from reflex_core.signing import TrustPolicy, sign_script, signature_file_name
 from reflex_hub import HubHandle
 from reflex_hub.store import FileRecord
+
+from .agent_harness import OPERATOR, OPERATOR_KEY, upload
+
+#: The agent's policy in these tests: the test operator's key is trusted.
+POLICY = TrustPolicy(trusted_keys=(OPERATOR,))
+
+
+def signed(name: str, data: bytes, version: int = 1000) -> Signatures:
+    """A signature source holding a valid operator signature of `data` as `name`."""
+    document = sign_script(OPERATOR_KEY, name, data, version).to_wire()
+
+    async def signatures() -> list[object]:
+        return [document]
+
+    return signatures
+
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,7 +89,11 @@ async def test_hostile_names_are_refused_before_download(
     before = tree(tmp_path)
     calls: list[RemoteFile] = []
     outcome = await accept_remote_file(
-        RemoteFile("id1", name, size=10), fetcher(b"echo pwned\n", calls), dest
+        RemoteFile("id1", name, size=10),
+        fetcher(b"echo pwned\n", calls),
+        dest,
+        policy=POLICY,
+        signatures=signed(name, b"echo pwned\n"),  # even signed: the name alone refuses it
     )
     assert outcome.rejection is not None and outcome.rejection.reason.startswith(reason)
     assert outcome.rejection.file == name  # reported as received
@@ -85,7 +111,13 @@ async def test_accept_writes_atomically_and_skips_identical(tmp_path: Path) -> N
     dest = tmp_path / "received"
     calls: list[RemoteFile] = []
     data = b"#!/bin/sh\necho 1\n"
-    first = await accept_remote_file(RemoteFile("a", "net.sh", 17), fetcher(data, calls), dest)
+    first = await accept_remote_file(
+        RemoteFile("a", "net.sh", 17),
+        fetcher(data, calls),
+        dest,
+        policy=POLICY,
+        signatures=signed("net.sh", data),
+    )
     assert first.accepted and first.written and first.rejection is None
     assert first.sha256 == hashlib.sha256(data).hexdigest()
     path = dest / "net.sh"
@@ -94,11 +126,23 @@ async def test_accept_writes_atomically_and_skips_identical(tmp_path: Path) -> N
     assert sorted(os.listdir(dest)) == ["net.sh"]  # no temp file left behind
     mtime = path.stat().st_mtime_ns
 
-    again = await accept_remote_file(RemoteFile("b", "net.sh"), fetcher(data, calls), dest)
+    again = await accept_remote_file(
+        RemoteFile("b", "net.sh"),
+        fetcher(data, calls),
+        dest,
+        policy=POLICY,
+        signatures=signed("net.sh", data, 1001),
+    )
     assert again.accepted and not again.written
     assert path.stat().st_mtime_ns == mtime  # untouched: the watcher sees nothing
 
-    changed = await accept_remote_file(RemoteFile("c", "net.sh"), fetcher(b"echo 2\n", calls), dest)
+    changed = await accept_remote_file(
+        RemoteFile("c", "net.sh"),
+        fetcher(b"echo 2\n", calls),
+        dest,
+        policy=POLICY,
+        signatures=signed("net.sh", b"echo 2\n", 1002),
+    )
     assert changed.written and path.read_bytes() == b"echo 2\n"
 
 
@@ -106,12 +150,21 @@ async def test_too_large_by_listing_or_by_download(tmp_path: Path) -> None:
     dest = tmp_path / "received"
     calls: list[RemoteFile] = []
     listed = await accept_remote_file(
-        RemoteFile("a", "big.sh", size=6 * 1024 * 1024), fetcher(b"x", calls), dest
+        RemoteFile("a", "big.sh", size=6 * 1024 * 1024),
+        fetcher(b"x", calls),
+        dest,
+        policy=POLICY,
+        signatures=signed("big.sh", b"x"),
     )
     assert listed.rejection is not None and calls == []
     assert listed.rejection.reason == f"too large: {6 * 1024 * 1024} bytes (limit 5242880)"
+    huge = b"x" * (MAX_SCRIPT_BYTES + 1)
     lied = await accept_remote_file(
-        RemoteFile("b", "big.sh", size=10), fetcher(b"x" * (MAX_SCRIPT_BYTES + 1), calls), dest
+        RemoteFile("b", "big.sh", size=10),
+        fetcher(huge, calls),
+        dest,
+        policy=POLICY,
+        signatures=signed("big.sh", huge),
     )
     assert lied.rejection is not None and lied.rejection.reason.startswith("too large:")
     assert not dest.exists() or os.listdir(dest) == []
@@ -121,7 +174,9 @@ async def test_download_failure_is_an_error_not_a_refusal(tmp_path: Path) -> Non
     async def broken(remote: RemoteFile) -> bytes:
         raise BusError("download_file", "HTTP 404: File not found", status_code=404)
 
-    outcome = await accept_remote_file(RemoteFile("a", "x.sh"), broken, tmp_path)
+    outcome = await accept_remote_file(
+        RemoteFile("a", "x.sh"), broken, tmp_path, policy=POLICY, signatures=signed("x.sh", b"")
+    )
     assert outcome.error is not None and "404" in outcome.error
     assert outcome.rejection is None and not outcome.accepted
 
@@ -202,19 +257,28 @@ async def test_full_sync_lists_all_pages_newest_wins_and_refuses(
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     dest = scripts / "received"
-    for index in range(105):  # more than one page of 100
-        await bus.send_file("config", f"c{index:03}.sh", f"echo {index}\n".encode())
-    await bus.send_file("config", "dup.sh", b"echo old\n")
-    await bus.send_file("config", "dup.sh", b"echo new\n")  # usually within the same second
-    await bus.send_file("config", ".hidden.py", b"print(1)\n")
-    await bus.send_file("config", "a\\b.py", b"print(1)\n")
+    for index in range(105):  # with their sidecars, more than two pages of 100
+        # Put in place directly (quicker than 210 uploads); listing and downloads are real.
+        name, data = f"c{index:03}.sh", f"echo {index}\n".encode()
+        await inject(hub, name, data)
+        await inject(
+            hub, signature_file_name(name), sign_script(OPERATOR_KEY, name, data, 1).to_bytes()
+        )
+    await upload(bus, "config", "dup.sh", b"echo old\n")
+    await upload(bus, "config", "dup.sh", b"echo new\n")  # usually within the same second
+    await upload(bus, "config", ".hidden.py", b"print(1)\n")
+    await upload(bus, "config", "a\\b.py", b"print(1)\n")
     for name, _ in HOSTILE[:3]:
         await inject(hub, name, b"echo pwned\n")
     await inject(hub, "huge.sh", b"x" * 10, size=6 * 1024 * 1024)
-    await inject(hub, "liar.sh", b"x" * (MAX_SCRIPT_BYTES + 1), size=10)
+    # Lies about its size, and carries a signature, so it is downloaded and then measured.
+    liar = b"x" * (MAX_SCRIPT_BYTES + 1)
+    await inject(hub, "liar.sh", liar, size=10)
+    liar_sig = sign_script(OPERATOR_KEY, "liar.sh", liar, 1).to_bytes()
+    await inject(hub, signature_file_name("liar.sh"), liar_sig)
     outside = tree(tmp_path)
 
-    sync = FileSync(bus, "config", dest)
+    sync = FileSync(bus, "config", dest, policy=POLICY)
     assert await sync.full_sync()
     assert (dest / "dup.sh").read_bytes() == b"echo new\n"
     assert len(list(dest.glob("c*.sh"))) == 105
@@ -237,7 +301,7 @@ async def test_full_sync_lists_all_pages_newest_wins_and_refuses(
     # A second sync downloads nothing (same uploads, same bytes) and changes nothing.
     file_requests = hub.stats.get("files", 0)
     assert not await sync.full_sync()
-    assert hub.stats.get("files", 0) - file_requests == 2  # two list pages, no download
+    assert hub.stats.get("files", 0) - file_requests == 3  # three list pages, no download
 
     # A local edit of a received file is put right at the next sync.
     (dest / "dup.sh").write_bytes(b"tampered\n")
@@ -247,9 +311,10 @@ async def test_full_sync_lists_all_pages_newest_wins_and_refuses(
 
 async def test_live_event_path_and_stale_events(tmp_path: Path, hub: HubHandle, bus: Bus) -> None:
     dest = tmp_path / "received"
-    sync = FileSync(bus, "config", dest)
-    old = await bus.send_file("config", "x.sh", b"echo 1\n")
-    new = await bus.send_file("config", "x.sh", b"echo 2\n")
+    sync = FileSync(bus, "config", dest, policy=POLICY)
+    old = await upload(bus, "config", "x.sh", b"echo 1\n")
+    new = await upload(bus, "config", "x.sh", b"echo 2\n")
+    # Events built by hand carry no file message: the agent finds the sidecar instead.
     assert await sync.on_event(RemoteFile(new.id, "x.sh", timetoken=new.timetoken))
     assert not await sync.on_event(RemoteFile(new.id, "x.sh", timetoken=new.timetoken))
     # An older upload announced late (a catch-up after an outage) does not roll back.

@@ -63,6 +63,8 @@ def tui_config(hub: Any, scripts_dir: Path) -> Config:
         scripts=scripts_dir,
         presence_timeout=20,
         local=True,
+        # Uploads are signed: keep the operator key in the test's tmp dir, never ~/.config.
+        signing_key=scripts_dir.parent / "operator.key",
     )
 
 

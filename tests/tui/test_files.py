@@ -13,6 +13,15 @@ from textual.widgets import Button, DirectoryTree, Input
 
 from reflex_core.bus import Bus
 from reflex_core.config import Config
+from reflex_core.signing import (
+    TrustPolicy,
+    check_upload,
+    default_key_path,
+    load_or_create_key,
+    public_key_text,
+    send_signed,
+    sign_upload,
+)
 from reflex_tui.app import make_app
 from reflex_tui.dialogs.confirm import ConfirmDialog
 from reflex_tui.dialogs.upload import UploadDialog
@@ -71,10 +80,21 @@ async def test_upload_through_dialog_ends_on_config_chan(
         assert not dialog.query_one("#upload", Button).disabled
         await pilot.press("u")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dismiss")
-        assert await remote_names(observer, tui_config.config_chan) == ["newcheck.sh"]
-        files = await observer.list_files(tui_config.config_chan)
-        data = await observer.download_file(tui_config.config_chan, files[0].id, "newcheck.sh")
+        assert await remote_names(observer, tui_config.config_chan) == [
+            "newcheck.sh",
+            "newcheck.sh.sig",
+        ]
+        files = {f.name: f for f in await observer.list_files(tui_config.config_chan)}
+        chan = tui_config.config_chan
+        data = await observer.download_file(chan, files["newcheck.sh"].id, "newcheck.sh")
         assert data == SCRIPT
+        # Signed by the operator key (created on first upload, owner-only), sidecar too.
+        key_file = tui_config.signing_key
+        assert key_file is not None and key_file.stat().st_mode & 0o777 == 0o600
+        trusted = public_key_text(load_or_create_key(key_file).public_key())
+        sidecar = await observer.download_file(chan, files["newcheck.sh.sig"].id, "newcheck.sh.sig")
+        verdict = check_upload([sidecar], "newcheck.sh", data, TrustPolicy((trusted,)))
+        assert verdict.key == trusted and verdict.version
         assert (scripts_dir / "newcheck.sh").read_bytes() == SCRIPT
         assert any("Uploaded newcheck.sh" in str(n.message) for n in app._notifications)
 
@@ -115,7 +135,11 @@ async def test_scripts_screen_diff_upload_missing_and_resend_all(
     (scripts_dir / "notes.txt").write_bytes(b"ignored\n")
     await other.send_file(channel, "same.sh", b"echo same\n")
     await other.send_file(channel, "differs.py", b"print('old')\n")  # same size, other bytes
-    await other.send_file(channel, "remote_only.sh", b"echo remote\n")
+    # Remote-only bytes are re-sent with their own signature, so this operator signed them.
+    key = load_or_create_key(default_key_path(tui_config))
+    await send_signed(
+        other, channel, sign_upload(key, "remote_only.sh", b"echo remote\n", version=1)
+    )
     app = make_app(tui_config, bus=dashboard_bus, resend_check_interval=None)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
@@ -153,7 +177,7 @@ async def test_scripts_screen_diff_upload_missing_and_resend_all(
             lambda: any("Sent 4 script(s)" in str(n.message) for n in app._notifications),
             what="re-sent",
         )
-        assert len(await other.list_files(channel)) == before + 4
+        assert len(await other.list_files(channel)) == before + 8  # 4 scripts + 4 sidecars
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
 
@@ -161,9 +185,17 @@ async def test_scripts_screen_diff_upload_missing_and_resend_all(
 async def test_files_older_than_resend_after_are_sent_again(
     make_bus: Any, tui_config: Config
 ) -> None:
+    """Old files are re-sent with the signature they already carry, never re-signed.
+
+    A file this operator key did not sign (here: an unsigned upload by someone else)
+    is skipped: re-signing it would vouch for an attacker's bytes.
+    """
     channel = tui_config.config_chan
     other = await make_bus("other-dashboard")
-    await other.send_file(channel, "old.sh", b"echo old\n")
+    key = load_or_create_key(default_key_path(tui_config))
+    original = sign_upload(key, "old.sh", b"echo old\n", version=1_000)
+    await send_signed(other, channel, original)
+    await other.send_file(channel, "planted.sh", b"echo pwned\n")
     clock = ManualClock()
     clock.advance(21 * 86_400)  # 21 days later: older than resend_after (20 days)
     app = make_app(tui_config, bus=await make_bus("reflex-tui.test"), clock=clock)
@@ -175,10 +207,15 @@ async def test_files_older_than_resend_after_are_sent_again(
             ),
             what="auto re-send",
         )
-    files = await other.list_files(channel)
-    assert [f.name for f in files] == ["old.sh", "old.sh"]
+    names = sorted(f.name for f in await other.list_files(channel))
+    assert names == ["old.sh", "old.sh", "old.sh.sig", "old.sh.sig", "planted.sh"]
+    files = [f for f in await other.list_files(channel) if f.name == "old.sh"]
     newest = max(files, key=lambda f: f.created)
     assert await other.download_file(channel, newest.id, "old.sh") == b"echo old\n"
+    sigs = [f for f in await other.list_files(channel) if f.name == "old.sh.sig"]
+    for sig in sigs:  # both sidecars carry the original version: no re-signing
+        document = await other.download_file(channel, sig.id, sig.name)
+        assert b'"version":1000' in document
 
 
 async def test_failed_worker_becomes_a_notification(

@@ -208,3 +208,31 @@ async def test_results_from_unregistered_device_are_not_shown(
         assert card(app, stray.id) is None
         await stray.join()  # registers later: the card appears with what was received
         await wait_for(pilot, lambda: "1%" in card_text(app, stray.id), what="card")
+
+
+async def test_card_grows_on_screen_when_first_results_arrive(
+    make_agent: Any, dashboard_bus: Bus, tui_config: Config
+) -> None:
+    """A device registered before its first results gets a one-line card; when the results
+    come, the card's laid-out height must follow (not only its text). Seen in the demo:
+    the card stayed two lines tall, showing one test of six."""
+    from reflex_tui.widgets.render import card_height
+
+    web = await (await make_agent("web1")).join()
+    app = make_app(tui_config, bus=dashboard_bus)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_for(pilot, lambda: card(app, web.id) is not None, what="empty card")
+        empty = card(app, web.id)
+        assert empty is not None
+        await pilot.pause(0.3)
+        await web.publish_round([pct(name, 10.0) for name in ("cpu", "disk", "load", "swap")])
+
+        def laid_out() -> bool:
+            found = card(app, web.id)
+            device = app.fleet.get(web.id)
+            if found is None or device is None or len(device.tests) < 4:
+                return False
+            return found.content_region.height == card_height(device, found.size.width)
+
+        await wait_for(pilot, laid_out, what="card laid out at its new height")
