@@ -8,7 +8,7 @@ read without knowing the machine. They are benchmarks, not tests: nothing here a
 Run from the repository root with the project installed (`pip install -e '.[test]'`):
 
     python -m bench --quick     # ~2.5 minutes on 2 cores
-    python -m bench             # the full run, ~12 minutes; its table goes in
+    python -m bench             # the full run, ~9-10 minutes; its table goes in
                                 # docs/PERFORMANCE.md
     python -m bench --only hub_latency,fleet_join
     python -m bench --list
