@@ -1,2 +1,3 @@
 """reflex_core."""
+
 __version__ = "0.1.0"

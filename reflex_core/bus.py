@@ -275,9 +275,7 @@ class Bus:
             _build_config(self._settings),
             custom_event_loop=asyncio.get_running_loop(),
             subscription_manager=sdk_fixes.ReflexSubscriptionManager,
-            custom_request_handler=(
-                None if self._settings.ssl else sdk_fixes.PlainHttpRequestHandler
-            ),
+            custom_request_handler=sdk_fixes.Http11RequestHandler,
         )
         manager = self._pn._subscription_manager
         assert isinstance(manager, sdk_fixes.ReflexSubscriptionManager)

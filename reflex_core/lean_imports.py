@@ -8,6 +8,13 @@ backend, functionally identical, does not cost. Importing PyCryptodome's
 raw-API module once with ``cffi`` hidden makes it settle on ``ctypes`` for
 the life of the process; ``cffi`` itself stays importable for anyone else.
 
+The same goes for HTTP/2: ``httpcore`` imports ``h2`` (with ``hpack`` and
+``hyperframe``) whenever it is installed, and the SDK depends on it. Reflex
+speaks HTTP/1.1 only (`sdk_fixes.Http11RequestHandler`), so ``httpcore`` is
+imported once with ``h2`` hidden and settles on HTTP/1.1: about 1 MiB more.
+A process that later asks httpx for ``http2=True`` gets a clear ImportError
+from httpx, not a silent downgrade.
+
 Must run before the first ``pubnub`` import (`reflex_core.bus` imports this
 module first). Remove if PyCryptodome ever stops preferring cffi.
 """
@@ -17,21 +24,31 @@ from __future__ import annotations
 import sys
 
 
-def prefer_ctypes_for_pycryptodome() -> None:
-    if "Cryptodome.Util._raw_api" in sys.modules:
+def _import_hiding(module: str, hidden: str) -> None:
+    """Import `module` while `import <hidden>` fails, then make `hidden` importable again."""
+    if module in sys.modules:
         return
     missing = object()
-    saved = sys.modules.get("cffi", missing)
-    sys.modules["cffi"] = None  # type: ignore[assignment]  # makes `import cffi` fail
+    saved = sys.modules.get(hidden, missing)
+    sys.modules[hidden] = None  # type: ignore[assignment]  # makes `import <hidden>` fail
     try:
-        import Cryptodome.Util._raw_api  # noqa: F401
+        __import__(module)
     except ImportError:
-        pass  # no PyCryptodome: nothing to steer
+        pass  # the library is absent: nothing to steer
     finally:
         if saved is missing:
-            del sys.modules["cffi"]
+            del sys.modules[hidden]
         else:
-            sys.modules["cffi"] = saved  # type: ignore[assignment]
+            sys.modules[hidden] = saved  # type: ignore[assignment]
+
+
+def prefer_ctypes_for_pycryptodome() -> None:
+    _import_hiding("Cryptodome.Util._raw_api", "cffi")
+
+
+def prefer_http11_for_httpcore() -> None:
+    _import_hiding("httpcore", "h2")
 
 
 prefer_ctypes_for_pycryptodome()
+prefer_http11_for_httpcore()

@@ -46,6 +46,7 @@ __all__ = [
     "EngineHooks",
     "GuardedDownloadFile",
     "GuardedSendFile",
+    "Http11RequestHandler",
     "ReflexSubscriptionManager",
     "apply",
     "applied",
@@ -437,19 +438,24 @@ class GuardedDownloadFile(DownloadFileAsyncio):
         return _raise_if_error(await Endpoint.future(self))
 
 
-class PlainHttpRequestHandler(AsyncHttpxRequestHandler):
-    """The SDK's httpx handler, minus TLS and HTTP/2 when the origin is plain HTTP.
+class Http11RequestHandler(AsyncHttpxRequestHandler):
+    """The SDK's httpx handler over HTTP/1.1, with TLS only when the origin uses it.
 
     The SDK always builds its transport with ``verify=True, http2=True``: it loads the
     CA bundle into an SSL context and sets up HTTP/2 even for ``ssl = False`` (a local
-    hub on loopback, which speaks HTTP/1.1). That is about 1 MiB of an agent's resident
-    memory for nothing. Used only when ``ssl`` is off; with TLS the SDK's own handler
-    runs unchanged. Passed through the supported ``custom_request_handler`` argument.
+    hub on loopback, which speaks HTTP/1.1), and its ``__init__`` builds that transport
+    before a subclass could replace it. HTTP/2 buys nothing for a client that makes one
+    publish every few seconds and holds one long poll: PubNub serves HTTP/1.1 as well,
+    and the SDK's synchronous handler uses nothing else. Together with `lean_imports`
+    keeping ``h2`` out of the process, this is about 2 MiB of an agent's resident memory.
+    Passed through the supported ``custom_request_handler`` argument.
+
+    Remove when: the SDK lets the caller choose ``http2``/``verify`` for its transport.
     """
 
-    def __init__(self, pubnub: Any) -> None:
-        super().__init__(pubnub)
-        self._connector = PubNubAsyncHTTPTransport(verify=False, http2=False)
+    def __init__(self, pubnub: Any) -> None:  # noqa: D107 -- deliberately no super().__init__
+        self.pubnub = pubnub
+        self._connector = PubNubAsyncHTTPTransport(verify=bool(pubnub.config.ssl), http2=False)
 
     async def create_session(self) -> None:
         self._session = httpx.AsyncClient(
