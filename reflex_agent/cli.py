@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reflex_core import __version__
+from reflex_core.atomic import atomic_write
 from reflex_core.config import (
     ENV_CONFIG,
     ENV_PREFIX,
@@ -293,25 +294,6 @@ def _trust_target(
     return (user_dir / "config.ini") if user_dir is not None else user_config_file()
 
 
-def _write_config_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Temp file in the same directory, fsync, rename: a reader never sees half a config."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def trust(
     key_text: str,
     config: str | None = None,
@@ -356,7 +338,7 @@ def trust(
         print(f"{PROG}: not changed: the edited file would not load: {problem}", file=sys.stderr)
         return 1
     try:
-        _write_config_atomically(path, data, mode)
+        atomic_write(path, data, mode=mode)
     except OSError as exc:
         print(f"{PROG}: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reflex_core import atomic
+
 __all__ = [
     "ATOMIC_TEMP_PREFIX",
     "ATOMIC_TEMP_SUFFIX",
@@ -36,8 +38,8 @@ __all__ = [
     "script_test_name",
 ]
 
-ATOMIC_TEMP_PREFIX = ".reflex-"
-ATOMIC_TEMP_SUFFIX = ".part"
+ATOMIC_TEMP_PREFIX = atomic.TEMP_PREFIX
+ATOMIC_TEMP_SUFFIX = atomic.TEMP_SUFFIX
 """Name temp files ``f"{ATOMIC_TEMP_PREFIX}<anything>{ATOMIC_TEMP_SUFFIX}"``, e.g. with
 ``tempfile.mkstemp(dir=scripts_dir, prefix=ATOMIC_TEMP_PREFIX, suffix=ATOMIC_TEMP_SUFFIX)``,
 then ``os.replace`` onto the final name. Such names are never checks."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from reflex_core.atomic import atomic_write
+
+__all__ = ["LocalState", "StateStore", "atomic_write"]
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +36,6 @@ class LocalState:
 
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write so that readers (and the script watcher) only ever see a whole file.
-
-    The temp file lives in the same directory so ``os.replace`` is a rename on
-    one file system, never a copy.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reflex-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class StateStore:

@@ -35,7 +35,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 
 from reflex_hub.errors import JSON_CONTENT_TYPE, files_error, json_response
-from reflex_hub.paths import PathError, RawTarget, unquote_segment
+from reflex_hub.paths import RawTarget, required_segment
 from reflex_hub.publish import read_body
 from reflex_hub.store import FileRecord
 
@@ -130,13 +130,7 @@ def _download_url(request: web.BaseRequest, sub_key: str, file_id: str, name: st
 
 
 def _segment(args: dict[str, str], name: str) -> str:
-    try:
-        value = unquote_segment(args[name])
-    except PathError as exc:
-        raise files_error(400, str(exc)) from None
-    if not value:
-        raise files_error(400, f"Missing {name}")
-    return value
+    return required_segment(args, name, files_error)
 
 
 def _files_response(body: object, status: int = 200) -> web.Response:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from reflex_hub.errors import JSON_CONTENT_TYPE, HubError, dumps, json_response, objects_error
-from reflex_hub.paths import PathError, RawTarget, unquote_segment
+from reflex_hub.paths import RawTarget, required_segment
 from reflex_hub.publish import read_body
 from reflex_hub.pubsub import KIND_OBJECTS
 
@@ -75,13 +75,7 @@ def _stamp(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _segment(args: dict[str, str], name: str) -> str:
-    try:
-        value = unquote_segment(args[name])
-    except PathError as exc:
-        raise objects_error(400, str(exc)) from None
-    if not value:
-        raise objects_error(400, f"Missing {name}")
-    return value
+    return required_segment(args, name, objects_error)
 
 
 def _includes(target: RawTarget) -> set[str]:

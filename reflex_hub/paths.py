@@ -10,7 +10,7 @@ channel lists are split on the literal ``,`` first and each name decoded after.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 
@@ -33,6 +33,23 @@ def unquote_segment(raw: str) -> str:
         return unquote(raw, errors="strict")
     except UnicodeDecodeError as exc:
         raise PathError(f"invalid percent-encoding in {raw[:80]!r}") from exc
+
+
+def required_segment(
+    args: Mapping[str, str], name: str, error: Callable[[int, str], Exception]
+) -> str:
+    """The decoded, non-empty path argument `name`; a 400 built by `error` otherwise.
+
+    `error` is the endpoint family's error builder (App Context and File Sharing answer
+    with different `source` fields), so each family keeps PubNub's error envelope.
+    """
+    try:
+        value = unquote_segment(args[name])
+    except PathError as exc:
+        raise error(400, str(exc)) from None
+    if not value:
+        raise error(400, f"Missing {name}")
+    return value
 
 
 def split_channels(raw: str) -> list[str]:

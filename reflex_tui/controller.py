@@ -16,8 +16,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reflex_core.atomic import atomic_write
 from reflex_core.bus import Bus
 from reflex_core.config import Config
 from reflex_core.errors import BusError
@@ -467,17 +466,7 @@ class Controller:
                 return None
         except OSError:
             pass
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            mode = path.stat().st_mode & 0o777
-            os.chmod(tmp, mode | 0o600)
-            os.replace(tmp, target)
-        except BaseException:
-            with_suppressed_unlink(tmp)
-            raise
+        atomic_write(target, data, mode=(path.stat().st_mode & 0o777) | 0o600)
         return target
 
     async def compare_scripts(self) -> list[ScriptRow]:
@@ -549,10 +538,3 @@ class Controller:
             files, self.fleet.clock(), self.config.resend_after_seconds, self._uploaded
         )
         return [info.name for info in due if await self._resend_remote(info.id, info.name)]
-
-
-def with_suppressed_unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,10 @@ from reflex_core.paths import bundled_scripts_dir
 from reflex_core.signing import load_or_create_key, public_key_text
 from reflex_tui.app import ReflexApp
 from reflex_tui.demo import EmbeddedHub
-from reflex_tui.widgets.device_card import DeviceCard
+from tests.tui import support
+from tests.tui.support import card as card
+from tests.tui.support import card_text as card_text
+from tests.tui.support import select as select
 
 AGENT_BIN = Path(sys.executable).with_name("reflex-agent")
 BUNDLED_TESTS = ("cpu", "disk", "load", "memory", "processes", "swap")
@@ -183,47 +185,10 @@ class FleetEnv:
 
 async def wait_for(
     pilot: Pilot[Any], predicate: Callable[[], object], *, within: float = WAIT, what: str = ""
-) -> float:
-    """Let the app run until `predicate()` holds (fail after `within` s); returns the time
-    it took. Each turn pauses the app briefly so messages, timers and the bus run."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what or predicate}")
-        await pilot.pause(0.05)
-    return time.monotonic() - start
-
-
-def card(app: ReflexApp, ident: str) -> DeviceCard | None:
-    return app.dashboard.grid.cards.get(ident)
-
-
-def card_text(app: ReflexApp, ident: str) -> str:
-    found = card(app, ident)
-    return "" if found is None else found.plain
+) -> None:
+    """`tests.tui.support.wait_for` with the longer default a fleet of real agents needs."""
+    await support.wait_for(pilot, predicate, within=within, what=what)
 
 
 async def connected(pilot: Pilot[Any], app: ReflexApp) -> None:
-    controller = app.controller
-    assert controller is not None
-    await wait_for(
-        pilot,
-        lambda: (
-            controller.backfilled
-            and app.fleet.connection.state.value in ("connected", "reconnected")
-        ),
-        what="dashboard connected and backfilled",
-    )
-
-
-async def select(pilot: Pilot[Any], device_id: str, test: str | None = None) -> None:
-    """Put the cursor on a device (and test), as arrow keys or a click would."""
-    app = pilot.app
-    assert isinstance(app, ReflexApp)
-    screen = app.dashboard
-    await wait_for(pilot, lambda: device_id in screen.grid.cards, what=f"card {device_id}")
-    screen.select(screen.grid.cards[device_id], test)
-    await pilot.pause()
-    assert screen.selected_id == device_id
-    if test is not None:
-        assert screen.selected_test == test
+    await support.connected(pilot, app, within=WAIT)

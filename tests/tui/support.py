@@ -208,7 +208,7 @@ class ManualClock:
         self.offset += seconds
 
 
-async def ready(pilot: Pilot[Any], app: ReflexApp) -> None:
+async def connected(pilot: Pilot[Any], app: ReflexApp, *, within: float = WAIT) -> None:
     """Wait until the dashboard is subscribed and its start-up backfill is done."""
     controller = app.controller
     assert controller is not None
@@ -218,8 +218,14 @@ async def ready(pilot: Pilot[Any], app: ReflexApp) -> None:
             controller.backfilled
             and app.fleet.connection.state.value in ("connected", "reconnected")
         ),
+        within=within,
         what="dashboard connected and backfilled",
     )
+
+
+async def ready(pilot: Pilot[Any], app: ReflexApp) -> None:
+    """`connected`, and every member's card is on screen with nothing left to render."""
+    await connected(pilot, app)
     await wait_for(
         pilot,
         lambda: (
@@ -238,3 +244,6 @@ async def select(pilot: Pilot[Any], device_id: str, test: str | None = None) -> 
     await wait_for(pilot, lambda: device_id in screen.grid.cards, what=f"card {device_id}")
     screen.select(screen.grid.cards[device_id], test)
     await pilot.pause()
+    assert screen.selected_id == device_id
+    if test is not None:
+        assert screen.selected_test == test
