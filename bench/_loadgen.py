@@ -177,7 +177,7 @@ async def _join_mode(spec: dict[str, Any]) -> dict[str, Any]:
             await _wire.set_uuid_metadata(
                 session, url, ident, name=f"{ident}.bench", custom={"ignore": "", "interval": 10}
             )
-            await _wire.set_members(session, url, channel, [ident], uuid=ident)
+            await _wire.join_channel(session, url, channel, uuid=ident)
             await _wire.heartbeat(session, url, presence, uuid=ident, presence_timeout=120)
             body = _wire.dumps(state_payload(ident, tests))
             await _wire.publish(session, url, f"device.{ident}", body, uuid=ident)

@@ -87,6 +87,18 @@ async def set_members(
             await response.read()
 
 
+async def join_channel(
+    session: aiohttp.ClientSession, url: str, channel: str, *, uuid: str
+) -> None:
+    """Make `uuid` a member of `channel` from the uuid side, as `reflex-agent join` does."""
+    target = f"{url}/v2/objects/{SUB}/uuids/{_q(uuid)}/channels"
+    body = {"set": [{"channel": {"id": channel}}]}
+    async with session.patch(target, params={"uuid": uuid}, data=dumps(body)) as response:
+        if response.status != 200:
+            raise RuntimeError(f"join {channel} as {uuid}: {response.status}")
+        await response.read()
+
+
 async def heartbeat(
     session: aiohttp.ClientSession,
     url: str,

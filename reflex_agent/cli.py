@@ -173,7 +173,7 @@ async def _exit(config: Config) -> int:
     await bus.start()
     try:
         try:
-            await bus.remove_channel_members(config.channel, [ident])
+            await bus.leave_channel(config.channel)
         except BusError as exc:
             print(f"{PROG}: could not remove {ident} from {config.channel}: {exc}", file=sys.stderr)
             return 1

@@ -440,7 +440,7 @@ class Agent:
             base=meta.custom if meta is not None else None,
         )
         await self.bus.set_uuid_metadata(self.id, name=self.name, custom=custom)
-        await self.bus.set_channel_members(self.config.channel, [self.id])
+        await self.bus.join_channel(self.config.channel)
         self._registered = True
 
     async def _persist(self) -> None:

@@ -47,6 +47,7 @@ from pubnub.event_engine.models import events as ee_events
 from pubnub.exceptions import PubNubAsyncioException, PubNubException
 from pubnub.models.consumer.objects_v2.channel_members import PNUserMember
 from pubnub.models.consumer.objects_v2.common import MemberIncludes
+from pubnub.models.consumer.objects_v2.memberships import PNChannelMembership
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
@@ -559,6 +560,38 @@ class Bus:
                     channel=channel, uuids=[PNUserMember(u) for u in chunk]
                 ).future(),
             )
+
+    async def join_channel(self, channel: str, uuid: str | None = None) -> None:
+        """Make `uuid` (default: this client) a member of `channel`, from the user's side.
+
+        The same membership as `set_channel_members`, through Set Memberships on the uuid.
+        With Access Manager that needs only `join` on the channel and `update` on the uuid,
+        where the channel side needs `manage`, which would also let the caller remove
+        every other member: this is how an agent registers itself.
+        """
+        _check_channel(channel)
+        pn = self._client()
+        await self._call(
+            "set_memberships",
+            channel,
+            pn.set_memberships(
+                uuid=uuid or self._settings.user_id,
+                channel_memberships=[PNChannelMembership.channel(channel)],
+            ).future(),
+        )
+
+    async def leave_channel(self, channel: str, uuid: str | None = None) -> None:
+        """Remove `uuid`'s (default: this client's) membership of `channel`, from its side."""
+        _check_channel(channel)
+        pn = self._client()
+        await self._call(
+            "remove_memberships",
+            channel,
+            pn.remove_memberships(
+                uuid=uuid or self._settings.user_id,
+                channel_memberships=[PNChannelMembership.channel(channel)],
+            ).future(),
+        )
 
     async def get_uuid_metadata(self, uuid: str) -> UuidMetadata | None:
         """Metadata of `uuid`, or None when none is stored."""

@@ -401,6 +401,28 @@ async def test_membership_events_keep_the_subscription_alive(make_bus: MakeBus) 
     assert (await messages.next()).payload == {"after": "delete"}
 
 
+async def test_join_and_leave_from_the_uuid_side(make_bus: MakeBus) -> None:
+    """An agent registers with Set Memberships on its own uuid (`join` under Access
+    Manager, not `manage`); the dashboard sees the same channel events and member list."""
+    registry = unique("availability-")
+    device = unique("web-")
+    dashboard = await make_bus("dashboard")
+    agent = await make_bus(device)
+    memberships = Recorder()
+    dashboard.add_listener(on_membership=memberships)
+    await subscribed(dashboard, [registry])
+
+    await agent.join_channel(registry)
+    event: MembershipEvent = await memberships.next()
+    assert (event.channel, event.uuid, event.action) == (registry, device, "set")
+    assert [m.uuid for m in await dashboard.get_channel_members(registry)] == [device]
+
+    await agent.leave_channel(registry)
+    event = await memberships.next()
+    assert (event.channel, event.uuid, event.action) == (registry, device, "delete")
+    assert await dashboard.get_channel_members(registry) == []
+
+
 async def test_uuid_metadata_events(make_bus: MakeBus) -> None:
     device = unique("web-")
     dashboard = await make_bus("dashboard")
