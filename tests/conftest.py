@@ -161,3 +161,27 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "property: hypothesis property test; HYPOTHESIS_PROFILE=ci-full runs 10,000 examples",
     )
+
+
+#: Test files that run longest, started first, longest first: the suite runs on two xdist
+#: workers, one file per worker at a time (`--dist loadfile --no-loadscope-reorder`, see
+#: pyproject), so a long file that started last would be the whole tail of the run.
+LONGEST_FIRST = (
+    "tests/reliability/test_soak.py",  # the 2-minute soak
+    "tests/e2e/test_journeys.py",
+    "tests/reliability/test_agent_death.py",
+    "tests/reliability/test_dashboard_before_hub.py",
+    "tests/reliability/test_hub_restart.py",
+    "tests/reliability/test_bad_checks.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        for index, name in enumerate(LONGEST_FIRST):
+            if path.endswith(name):
+                return index
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every other test keeps its order

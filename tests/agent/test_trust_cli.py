@@ -19,8 +19,10 @@ from .agent_harness import AGENT_BIN, subprocess_env
 
 pytestmark = pytest.mark.timeout(60)
 
-KEY = public_key_text(Ed25519PrivateKey.generate().public_key())
-OTHER = public_key_text(Ed25519PrivateKey.generate().public_key())
+# Fixed keys: they appear in parametrized test ids, which must be the same in every
+# collection (pytest-xdist workers compare them).
+KEY = public_key_text(Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key())
+OTHER = public_key_text(Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key())
 
 
 def trusted(path: Path) -> tuple[str, ...]:

@@ -5,10 +5,11 @@ worse than none; this runs the real programs (20 `reflex-agent join` subprocesse
 `reflex-hub` subprocess, the dashboard in-process) and checks, per device, that every
 sequence number arrives once and in order, and that no process's memory keeps growing.
 
-Duration: the issue asks for 2 minutes; the default suite runs a shorter window so the whole
-suite stays within its time budget on 2 cores. Set ``REFLEX_SOAK_SECONDS`` for the full run:
+Duration: the issue's 2 minutes, in the normal suite (it starts first on one of the two
+xdist workers, see `tests/conftest.py`). ``REFLEX_SOAK_SECONDS`` shortens it for a quick
+local run:
 
-    REFLEX_SOAK_SECONDS=120 .venv/bin/python -m pytest tests/reliability/test_soak.py -s
+    REFLEX_SOAK_SECONDS=10 .venv/bin/python -m pytest -n0 -s tests/reliability/test_soak.py
 
 The window is counted in results, not slept: it ends when every agent has delivered
 ``REFLEX_SOAK_SECONDS`` more rounds after the warm-up.
@@ -38,7 +39,7 @@ from .support import (
 
 AGENTS = 20
 INTERVAL = 1
-SOAK_SECONDS = int(os.environ.get("REFLEX_SOAK_SECONDS", "10"))
+SOAK_SECONDS = int(os.environ.get("REFLEX_SOAK_SECONDS", "120"))
 #: RSS growth allowed between the end of the warm-up and the end of the window. Steady
 #: state needs ~0 (bounded rings, outbox, dedup caches); the bounds absorb allocator and
 #: SQLite page-cache noise (measured growth: hub ~1-3 MB, agents < 1 MB, dashboard
