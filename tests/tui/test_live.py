@@ -3,6 +3,7 @@ spoofing and hostile text. Simulated agents are SDK publishers (see `support.Sim
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -236,3 +237,35 @@ async def test_card_grows_on_screen_when_first_results_arrive(
             return found.content_region.height == card_height(device, found.size.width)
 
         await wait_for(pilot, laid_out, what="card laid out at its new height")
+
+
+async def test_history_backfill_yields_to_the_loop_between_devices(
+    make_agent: Any, dashboard_bus: Bus, tui_config: Config
+) -> None:
+    """Parsing an hour of history per device is CPU work on the UI's loop; the dashboard
+    must get turns (keys, repaints) between devices, not only between batches of 50."""
+    agents = [await (await make_agent(f"hist{i}")).join() for i in range(3)]
+    for agent in agents:
+        for value in (1.0, 2.0):
+            await agent.publish_round([pct("cpu", value)])
+    app = make_app(tui_config, bus=dashboard_bus)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        controller = app.controller
+        assert controller is not None
+        applied_when_ticked: list[int] = []
+
+        async def ticker() -> None:
+            while True:
+                applied_when_ticked.append(len(app.fleet.devices["hist0"].tests["cpu"].history))
+                await asyncio.sleep(0)
+
+        app.fleet.devices["hist0"].tests["cpu"].history.clear()
+        task = asyncio.create_task(ticker())
+        try:
+            await controller.load_history([a.id for a in agents])
+        finally:
+            task.cancel()
+        # The ticker ran while later devices were still being parsed: it saw hist0's
+        # history already refilled before load_history returned.
+        assert 2 in applied_when_ticked[:-1], applied_when_ticked
