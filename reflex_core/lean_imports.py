@@ -12,11 +12,13 @@ The same goes for HTTP/2: ``httpcore`` imports ``h2`` (with ``hpack`` and
 ``hyperframe``) whenever it is installed, and the SDK depends on it. Reflex
 speaks HTTP/1.1 only (`sdk_fixes.Http11RequestHandler`), so ``httpcore`` is
 imported once with ``h2`` hidden and settles on HTTP/1.1: about 1 MiB more.
-A process that later asks httpx for ``http2=True`` gets a clear ImportError
-from httpx, not a silent downgrade.
+A process that later asks httpx for ``http2=True`` and gets HTTP/2 from the
+server fails with httpcore's RuntimeError ("the `h2` package is not
+installed"), not with a silent downgrade.
 
 Must run before the first ``pubnub`` import (`reflex_core.bus` imports this
-module first). Remove if PyCryptodome ever stops preferring cffi.
+module first). Remove each when its library stops importing the optional one
+eagerly (PyCryptodome preferring cffi; httpcore importing h2).
 """
 
 from __future__ import annotations
