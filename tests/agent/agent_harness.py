@@ -276,7 +276,11 @@ class RestartableHub:
 
 def subprocess_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for a `reflex-agent` subprocess that cannot touch the real user dirs."""
-    home = tmp_path / "home"
+    return isolated_env(tmp_path / "home", **extra)
+
+
+def isolated_env(home: Path, **extra: str) -> dict[str, str]:
+    """No REFLEX_* from the developer's shell; HOME and every XDG dir under `home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
     env.update(
         HOME=str(home),

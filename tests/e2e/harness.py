@@ -29,6 +29,7 @@ from reflex_core.paths import bundled_scripts_dir
 from reflex_core.signing import load_or_create_key, public_key_text
 from reflex_tui.app import ReflexApp
 from reflex_tui.demo import EmbeddedHub
+from tests.agent.agent_harness import isolated_env
 from tests.tui import support
 from tests.tui.support import card as card
 from tests.tui.support import card_text as card_text
@@ -52,16 +53,7 @@ def value_script(label: str, value: int) -> str:
 
 def agent_env(home: Path) -> dict[str, str]:
     """No REFLEX_* from the developer's shell, no real user dirs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFLEX_")}
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_STATE_HOME=str(home / ".local/state"),
-        XDG_DATA_HOME=str(home / ".local/share"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return isolated_env(home)
 
 
 @dataclass
