@@ -84,13 +84,19 @@ def last_at(app: ReflexApp, ident: str, test: str) -> float | None:
 
 
 async def rounds_after(pilot: Any, app: ReflexApp, ident: str, count: int) -> None:
+    """Wait for `count` more `results` messages from `ident`, counted by arrival: not by
+    `seq`, which starts again at 1 when the agent restarts (a wait for "seq + 1" right
+    after a restart could wait for a whole old run's worth of rounds)."""
     device = app.fleet.get(ident)
     assert device is not None
-    start = device.seq or 0
+    before = device.last_update
+    arrivals: set[float] = set()
 
     def done() -> bool:
         current = app.fleet.get(ident)
-        return current is not None and (current.seq or 0) >= start + count
+        if current is not None and current.last_update not in (None, before):
+            arrivals.add(current.last_update)
+        return len(arrivals) >= count
 
     await wait_for(pilot, done, what=f"{count} new round(s) from {ident}")
 
